@@ -1,0 +1,70 @@
+"""The `llmlab` command line: `llmlab doctor` and the `llmlab zoo` group."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+logger = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the top-level parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="llmlab", description="Companion tools of the llmlab course book."
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True)
+
+    doctor = subparsers.add_parser(
+        "doctor", help="Check libraries, GPU, quantization and bundled models."
+    )
+    doctor.add_argument(
+        "--profile", default=None,
+        help="Profile to judge the chapters under (default: as llmlab.setup()).",
+    )
+    doctor.add_argument(
+        "--strict", action="store_true",
+        help="Exit non-zero when a library or model is missing, not only broken.",
+    )
+    doctor.set_defaults(func=_run_doctor)
+
+    _add_zoo_parser(subparsers)
+    return parser
+
+
+def _add_zoo_parser(subparsers) -> None:
+    # Imported here so that `llmlab doctor` works even when the zoo package
+    # fails to import; the failure is logged and `llmlab zoo` is absent.
+    try:
+        from llmlab.zoo.cli import add_parser
+    except ImportError as error:
+        logger.warning("`llmlab zoo` is unavailable: %s", error)
+        return
+    add_parser(subparsers)
+
+
+def _run_doctor(args: argparse.Namespace) -> int:
+    from llmlab.doctor import doctor
+    from llmlab.errors import LlmlabError
+
+    try:
+        report = doctor(profile=args.profile, strict=args.strict)
+    except LlmlabError as error:
+        print(f"llmlab doctor: {error}", file=sys.stderr)
+        return 2
+    print(report)
+    return report.exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line on `argv` (default `sys.argv[1:]`); return the exit code."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
