@@ -41,7 +41,6 @@ venv: $(VENV)/.stamp-test
 
 book: $(VENV)/.stamp-book
 	$(BIN)/jupyter-book build . --warningiserror --keep-going --builder html
-	$(BIN)/python scripts/check_build.py _build
 
 test: $(VENV)/.stamp-test unit nbval site-check
 

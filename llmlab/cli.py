@@ -1,8 +1,9 @@
-"""The `llmlab` command line: `llmlab doctor` and the `llmlab zoo` group."""
+"""The `llmlab` command line: `llmlab doctor`, the `llmlab zoo` group and `llmlab serve`."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 
@@ -29,19 +30,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     doctor.set_defaults(func=_run_doctor)
 
-    _add_zoo_parser(subparsers)
+    _add_optional_parser(subparsers, "zoo")
+    _add_optional_parser(subparsers, "serve")
     return parser
 
 
-def _add_zoo_parser(subparsers) -> None:
-    # Imported here so that `llmlab doctor` works even when the zoo package
-    # fails to import; the failure is logged and `llmlab zoo` is absent.
+def _add_optional_parser(subparsers, name: str) -> None:
+    # Imported here so that `llmlab doctor` works even when a subpackage fails
+    # to import (a missing optional dependency, say); the failure is logged and
+    # `llmlab NAME` is absent.
     try:
-        from llmlab.zoo.cli import add_parser
+        module = importlib.import_module(f"llmlab.{name}.cli")
     except ImportError as error:
-        logger.warning("`llmlab zoo` is unavailable: %s", error)
+        logger.warning("`llmlab %s` is unavailable: %s", name, error)
         return
-    add_parser(subparsers)
+    module.add_parser(subparsers)
 
 
 def _run_doctor(args: argparse.Namespace) -> int:
