@@ -1,0 +1,7 @@
+"""`python -m llmlab.serve`: the same server as `llmlab serve`."""
+
+import sys
+
+from llmlab.serve.cli import main
+
+sys.exit(main())
