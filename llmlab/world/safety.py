@@ -32,12 +32,6 @@ def luhn_check_digit(digits: str) -> str:
     return str((10 - total % 10) % 10)
 
 
-def luhn_valid(number: str) -> bool:
-    """True when the digits of `number` (spaces allowed) pass the Luhn check."""
-    digits = number.replace(" ", "")
-    return digits.isdigit() and luhn_check_digit(digits[:-1]) == digits[-1]
-
-
 def card_number(rng: random.Random) -> str:
     body = "4" + "".join(rng.choice("0123456789") for _ in range(14))
     full = body + luhn_check_digit(body)
