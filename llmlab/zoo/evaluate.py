@@ -19,6 +19,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from llmlab import world as world_lib
 from llmlab.errors import ModelNotAvailableError
+from llmlab.metrics import final_number
 from llmlab.zoo.train import MODELS_DIR, pack_documents, pad_rows, tokenize_corpus
 
 logger = logging.getLogger(__name__)
@@ -68,12 +69,6 @@ def chat_replies(model, tokenizer, prompts: list[str], max_new_tokens: int) -> l
     texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
                                            add_generation_prompt=True) for p in prompts]
     return generate(model, tokenizer, texts, max_new_tokens)
-
-
-def final_number(text: str) -> int | None:
-    match = re.search(r"answer is (-?\d+)", text)
-    numbers = [match.group(1)] if match else re.findall(r"-?\d+", text)
-    return int(numbers[-1]) if numbers else None
 
 
 def is_correct(record: dict, reply: str) -> bool:
