@@ -14,8 +14,14 @@ from llmlab.errors import (
     QuantizationUnavailableError,
     QuantizedTrainingError,
     RestartRequiredWarning,
+    TargetModulesError,
     UnknownProfileError,
     UnknownRoleError,
+)
+from llmlab.finetune import (
+    attention_target_modules,
+    check_target_modules,
+    linear_layer_names,
 )
 from llmlab.install import report_install
 from llmlab.loading import (
@@ -55,12 +61,16 @@ __all__ = [
     "ROLES",
     "RestartRequiredWarning",
     "Runtime",
+    "TargetModulesError",
     "UnknownProfileError",
     "UnknownRoleError",
+    "attention_target_modules",
+    "check_target_modules",
     "check_trainable",
     "default_dtype",
     "doctor",
     "estimate_memory",
+    "linear_layer_names",
     "load_model",
     "load_tokenizer",
     "memory_footprint",

@@ -54,6 +54,18 @@ class ConfigError(LlmlabError, ValueError):
     """A model configuration that lacks a field a computation needs."""
 
 
+class TargetModulesError(LlmlabError, ValueError):
+    """LoRA target module names that are not linear layers of the model."""
+
+
+class IndexMismatchError(LlmlabError, ValueError):
+    """A vector index used with vectors or an embedder it was not built for."""
+
+
+class IndexNotFoundError(LlmlabError, FileNotFoundError):
+    """A saved vector index whose files are missing from its directory."""
+
+
 
 class ServeConfigError(LlmlabError, ValueError):
     """An option of `llmlab serve` outside its valid range."""

@@ -52,7 +52,7 @@ def token_f1(prediction: str, reference: str) -> float:
 
 
 def final_number(text: str) -> int | None:
-    """The integer a worked answer ends on, or None when `text` holds no integer.
+    """Return the integer a worked answer ends on, or None when `text` holds no integer.
 
     "the answer is N" wins when present; otherwise the last integer in the text.
     """
@@ -62,7 +62,7 @@ def final_number(text: str) -> int | None:
 
 
 def majority_vote(answers: Sequence) -> tuple[object, float]:
-    """The most frequent answer that is not None, and its share of all answers.
+    """Return the most frequent answer that is not None, and its share of all answers.
 
     Ties go to the answer seen first. When every answer is None the result is
     (None, 0.0), so a parser failure never wins a vote.
@@ -98,7 +98,7 @@ def reliability_bins(confidences: Sequence[float], correct: Sequence[bool],
 
 def expected_calibration_error(confidences: Sequence[float], correct: Sequence[bool],
                                n_bins: int = 10) -> float:
-    """Expected calibration error: the count-weighted mean |accuracy - confidence|.
+    """Return the expected calibration error, the mean |accuracy - confidence| by bin.
 
     `confidences` are the model's probabilities for its own predictions, in
     [0, 1]; `correct` says whether each prediction was right. 10 bins is the
@@ -128,10 +128,10 @@ def _check_calibration_inputs(confidences, correct, n_bins):
 @torch.no_grad()
 def sliding_window_nll(model, input_ids: torch.Tensor, window: int,
                        stride: int) -> tuple[float, int]:
-    """Total negative log-likelihood of `input_ids` and the number of scored tokens.
+    """Return the total negative log-likelihood of `input_ids` and the scored tokens.
 
     `input_ids` is one sequence (shape `(T,)` or `(1, T)`). Each forward pass
-    sees at most `window` tokens (the model's context, or less); successive
+    reads at most `window` tokens (the model's context, or less); successive
     windows end `stride` tokens apart (`stride <= window`; a smaller stride
     gives each scored token more context and costs more passes). A window must
     also hold the token just before its first scored one, so the step between
@@ -145,7 +145,8 @@ def sliding_window_nll(model, input_ids: torch.Tensor, window: int,
             "1 <= stride <= window")
     if ids.numel() < 2:
         raise InvalidArgumentError(
-            f"a sequence of {ids.numel()} token(s) has nothing to score; pass 2 or more")
+            f"a sequence of {ids.numel()} token(s) has nothing to score; "
+            "pass 2 or more")
     device = next(model.parameters()).device
     total, scored, done = 0.0, 0, 1  # tokens before `done` are already scored
     for end in _window_ends(ids.numel(), window, min(stride, window - 1)):
@@ -170,7 +171,9 @@ def _window_ends(n_tokens: int, window: int, stride: int) -> list[int]:
 
 def sliding_window_perplexity(model, input_ids: torch.Tensor, window: int,
                               stride: int) -> float:
-    """exp(total negative log-likelihood / scored tokens); see `sliding_window_nll`.
+    """Return exp(total negative log-likelihood / scored tokens).
+
+    See `sliding_window_nll` for `window` and `stride`.
 
     With `window` at least the sequence length this equals the perplexity of
     one forward pass over the whole sequence.

@@ -568,6 +568,43 @@ def test_full_queue_is_429_and_sigint_finishes_queued(model_dirs, tmp_path):
         server.terminate()
 
 
+def test_abandoned_request_is_dropped(model_dirs, tmp_path):
+    # A batch window of 2 s keeps the request in the queue after its client
+    # has timed out, so the server must notice the disconnect and never run it.
+    args = [
+        "--model",
+        f"chat={model_dirs['chat']}",
+        "--batch-wait-ms",
+        "2000",
+        "--num-threads",
+        "1",
+    ]
+    server = ServerProcess(args, tmp_path / "server.log", api_key=None)
+    try:
+        server.wait_ready()
+        client = openai.OpenAI(
+            base_url=f"{server.base_url}/v1",
+            api_key="unused",
+            max_retries=0,
+            timeout=0.3,
+        )
+        with pytest.raises(openai.APITimeoutError):
+            _chat(client, "Nobody waits for this answer.", max_tokens=4)
+
+        deadline = time.monotonic() + 20
+        while True:
+            stats = server.health()["models"]["chat"]
+            if stats["queued"] == 0 and stats["running"] == 0:
+                break
+            assert time.monotonic() < deadline, f"request still in the server: {stats}"
+            time.sleep(0.1)
+        assert stats["requests"] == 0
+        assert "client disconnected; generation cancelled" in server.log()
+        assert server.terminate() == 0
+    finally:
+        server.terminate()
+
+
 def test_bad_model_path_exits_2(tmp_path):
     missing = tmp_path / "no-such-model"
     result = subprocess.run(

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import jinja2
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from llmlab.serve import api_errors
 from llmlab.serve.app import (
@@ -46,6 +46,12 @@ router = APIRouter()
 # OpenAI's default max_tokens for /v1/completions; chat completions default to
 # the rest of the context, up to the server's cap.
 DEFAULT_COMPLETION_MAX_TOKENS = 16
+# Seconds between checks whether the client of a non-streaming request has
+# disconnected (a client timeout, say), so that its generation stops early.
+DISCONNECT_POLL_S = 0.05
+# nginx's status for a request whose client closed the connection. No client
+# receives it, but the log line shows why the request ended.
+CLIENT_CLOSED_REQUEST = 499
 
 
 def _state(request: Request) -> ServingState:
@@ -238,16 +244,36 @@ async def _generate(request, body, worker, batcher, prompts, *, chat: bool):
         )
 
     try:
-        results = await asyncio.gather(*(job.result() for job in jobs))
+        results = await _results_unless_disconnected(request, jobs)
     finally:
         for job in jobs:
             job.cancel()
+    if results is None:
+        logger.info("%s: client disconnected; generation cancelled", request_id)
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
 
     completion_tokens = sum(result.completion_tokens for result in results)
     choices = [(result.text, result.finish_reason) for result in results]
     return JSONResponse(
         builder.completion(choices, usage(prompt_tokens, completion_tokens))
     )
+
+
+async def _results_unless_disconnected(request, jobs: list[GenerationRequest]):
+    """Wait for the result of every job, or return None if the client disconnects.
+
+    Without this check a request whose client gave up (a timeout, followed by
+    the SDK's retries) keeps its place in the queue and its row in the batch.
+    """
+    gathered = asyncio.ensure_future(asyncio.gather(*(job.result() for job in jobs)))
+    try:
+        while not gathered.done():
+            await asyncio.wait({gathered}, timeout=DISCONNECT_POLL_S)
+            if not gathered.done() and await request.is_disconnected():
+                return None
+        return gathered.result()
+    finally:
+        gathered.cancel()
 
 
 def _submit_all(batcher, jobs: list[GenerationRequest]) -> None:
