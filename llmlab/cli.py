@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
+    from llmlab.runtime import quiet_noisy_output
+
+    quiet_noisy_output()
     args = build_parser().parse_args(argv)
     return args.func(args)
 

@@ -106,11 +106,15 @@ def _library_checks() -> list[Check]:
     checks = []
     versions = installed_versions(BOOK_LIBRARIES)
     for name, version in versions.items():
-        if name.startswith("faiss-") and version == "not installed":
-            continue  # listed once below, as "faiss"
+        if name.startswith("faiss-"):
+            continue  # faiss-cpu and faiss-gpu are listed once below, as "faiss"
         status = "missing" if version == "not installed" else "ok"
         checks.append(Check(name, status, version))
-    if all(versions[name] == "not installed" for name in ("faiss-cpu", "faiss-gpu")):
+    builds = [f"{versions[name]} ({name})" for name in ("faiss-cpu", "faiss-gpu")
+              if versions[name] != "not installed"]
+    if builds:
+        checks.append(Check("faiss", "ok", ", ".join(builds)))
+    else:
         checks.append(Check("faiss", "missing", "not installed"))
     return checks
 

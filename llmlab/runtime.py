@@ -33,6 +33,8 @@ NOISY_LOGGERS = (
     "bitsandbytes.backends.cpu.ops",
     "bitsandbytes.autograd._functions",
     "kernels._internals.hf_hub",
+    # faiss logs each CPU build it tries at INFO before finding one that loads.
+    "faiss.loader",
 )
 # Deprecation notices raised inside peft and transformers, not by chapter code.
 NOISY_WARNINGS = (
