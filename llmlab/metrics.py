@@ -101,7 +101,7 @@ def expected_calibration_error(confidences: Sequence[float], correct: Sequence[b
     """Return the expected calibration error, the mean |accuracy - confidence| by bin.
 
     `confidences` are the model's probabilities for its own predictions, in
-    [0, 1]; `correct` says whether each prediction was right. 10 bins is the
+    [0, 1]; `correct` marks each prediction as right or wrong. 10 bins is the
     usual choice; fewer bins suit a few hundred predictions.
     """
     bins = reliability_bins(confidences, correct, n_bins)
@@ -131,9 +131,9 @@ def sliding_window_nll(model, input_ids: torch.Tensor, window: int,
     """Return the total negative log-likelihood of `input_ids` and the scored tokens.
 
     `input_ids` is one sequence (shape `(T,)` or `(1, T)`). Each forward pass
-    reads at most `window` tokens (the model's context, or less); successive
-    windows end `stride` tokens apart (`stride <= window`; a smaller stride
-    gives each scored token more context and costs more passes). A window must
+    reads at most `window` tokens, the model's context or less. Successive
+    windows end `stride` tokens apart, with `stride <= window`. A smaller stride
+    gives each scored token more context and costs more passes. A window must
     also hold the token just before its first scored one, so the step between
     windows is at most `window - 1`. Every token after the first is scored
     exactly once, with all the context its window holds.

@@ -49,7 +49,7 @@ def test_final_number_prefers_the_stated_answer():
     assert final_number("no digits here") is None
 
 
-def test_majority_vote_ignores_unparsed_answers_and_breaks_ties_by_order():
+def test_majority_vote_skips_none_and_ties():
     assert majority_vote([5, None, 5, 3]) == (5, 0.5)
     assert majority_vote([3, 5, 5, 3]) == (3, 0.5)
     assert majority_vote([None, None]) == (None, 0.0)
@@ -62,7 +62,7 @@ def test_ece_of_a_calibrated_and_an_overconfident_model():
     assert expected_calibration_error([0.9] * 4, [1, 0, 1, 0]) == pytest.approx(0.4)
 
 
-def test_reliability_bins_put_confidence_one_in_the_last_bin():
+def test_reliability_bins_confidence_one():
     bins = reliability_bins([1.0, 0.05], [True, False], n_bins=10)
     assert [(b["lo"], b["count"]) for b in bins] == [(0.0, 1), (0.9, 1)]
     assert bins[1]["accuracy"] == 1.0
@@ -119,7 +119,7 @@ def test_sliding_window_scores_every_token_once(tiny_model, ids, window, stride)
     assert total == pytest.approx(sum(expected.values()), rel=1e-4)
 
 
-def test_one_window_over_the_whole_text_equals_one_pass(tiny_model, ids):
+def test_one_window_equals_one_pass(tiny_model, ids):
     with torch.no_grad():
         loss = tiny_model(input_ids=ids.unsqueeze(0), labels=ids.unsqueeze(0)).loss
     assert sliding_window_perplexity(tiny_model, ids, 64, 64) == pytest.approx(
